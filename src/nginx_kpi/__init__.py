@@ -1,0 +1,1 @@
+"""nginx-kpi: web-traffic KPIs from nginx access logs."""
