@@ -137,6 +137,18 @@ def db_init(dsn: str | None) -> None:
     log.info("schema ready")
 
 
+@db.command("reset")
+@dsn_option
+@click.option("--yes", is_flag=True, required=True, help="confirm: every KPI and offset is deleted")
+def db_reset(dsn: str | None, yes: bool) -> None:
+    """Delete every KPI, rejected record and stored offset (for demos and replays)."""
+    del yes
+    with store.connect(_settings(dsn=dsn).dsn) as conn:
+        store.init_schema(conn)
+        store.reset(conn)
+    log.info("KPIs, rejected records and offsets deleted")
+
+
 @cli.group()
 def topic() -> None:
     """The Kafka topic."""
@@ -151,6 +163,18 @@ def topic_create(brokers: str | None, topic: str | None, partitions: int | None)
     s = _settings(brokers=brokers, topic=topic, partitions=partitions)
     count = kafka.ensure_topic(s.brokers, s.topic, s.partitions)
     log.info("topic %s has %d partitions", s.topic, count)
+
+
+@topic.command("delete")
+@brokers_option
+@topic_option
+@click.option("--yes", is_flag=True, required=True, help="confirm: the topic's records are deleted")
+def topic_delete(brokers: str | None, topic: str | None, yes: bool) -> None:
+    """Delete the topic when it exists."""
+    del yes
+    s = _settings(brokers=brokers, topic=topic)
+    if kafka.delete_topic(s.brokers, s.topic):
+        log.info("deleted topic %s", s.topic)
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -97,3 +98,20 @@ def ensure_topic(brokers: str, topic: str, partitions: int, timeout: float = 10.
             raise BrokerError(f"cannot create topic {topic!r}: {exc.args[0].str()}") from exc
     log.info("created topic %s with %d partitions", topic, partitions)
     return partitions_of(brokers, topic, timeout)
+
+
+def delete_topic(brokers: str, topic: str, timeout: float = 30.0) -> bool:
+    """Delete `topic` and wait until the broker no longer lists it; False when it did not exist."""
+    if not partitions_of(brokers, topic, timeout):
+        return False
+    admin = AdminClient(_common(brokers, lambda _: None))
+    try:
+        admin.delete_topics([topic])[topic].result(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(f"cannot delete topic {topic!r}: {exc.args[0].str()}") from exc
+    deadline = time.monotonic() + timeout
+    while partitions_of(brokers, topic, timeout):
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topic {topic!r} still listed {timeout:g} s after its deletion")
+        time.sleep(0.1)
+    return True

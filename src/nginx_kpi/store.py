@@ -64,6 +64,12 @@ def init_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         raise DatabaseError(f"cannot create the schema: {_first_line(exc)}") from exc
 
 
+def reset(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Delete all counts, members, rejected records and offsets, together."""
+    with conn.transaction():
+        conn.execute("TRUNCATE kpis, kpi_distinct_members, rejected_records, consumer_offsets")
+
+
 def stored_offsets(
     conn: psycopg.Connection[tuple[object, ...]], group: str, topic: str, partitions: list[int]
 ) -> dict[int, int]:

@@ -1,0 +1,51 @@
+# nginx-kpi: every target installs what it needs first (a venv in .venv, Kafka jars and a private
+# PostgreSQL cluster in .stack), so each works on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+NK     := $(BIN)/nginx-kpi
+DEMO_LINES ?= 200000
+
+.PHONY: install demo test unit lint stack-up stack-down stack-clean bench clean
+
+$(BIN)/nginx-kpi: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/nginx-kpi  ## the venv with nginx-kpi and its pinned dependencies
+
+stack-up: install  ## start Kafka and PostgreSQL locally (installs them when missing)
+	$(NK) stack up
+
+stack-down: install
+	$(NK) stack down
+
+stack-clean: install  ## stop and delete the local data
+	$(NK) stack down --clean
+
+demo: stack-up  ## generate a sample log, ship it to Kafka, count it into PostgreSQL, show the KPIs
+	mkdir -p demo
+	$(NK) generate demo/access.log --lines $(DEMO_LINES)
+	$(NK) topic delete --yes
+	$(NK) db reset --yes
+	$(NK) topic create
+	$(NK) ship demo/access.log
+	$(NK) consume --until-idle
+	$(NK) report
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy src
+
+unit: install  ## unit tests only: no servers
+	$(BIN)/pytest -m 'not integration'
+
+test: install  ## lint, then every test, starting the local stack for the integration tests
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,5 @@
+"""`python -m nginx_kpi` runs the CLI."""
+
+from nginx_kpi.cli import main
+
+main()
