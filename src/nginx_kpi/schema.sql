@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS rejected_records (
 );
 CREATE INDEX IF NOT EXISTS rejected_records_reason ON rejected_records (reason);
 
+-- Read by store.init_schema: a database at this version is left as it is.
+COMMENT ON TABLE kpis IS 'nginx-kpi schema 1';
+
 -- Typed views for people who query with SQL or CloudBeaver.
 CREATE OR REPLACE VIEW requests_per_minute AS
     SELECT (kpi_value || ':00+00')::timestamptz AS minute, vcount AS requests

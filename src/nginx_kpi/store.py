@@ -13,6 +13,7 @@ from nginx_kpi.kpis import KpiDeltas
 
 OFFSET_BEGINNING = -2  # librdkafka's logical offset for "the start of the partition"
 _SCHEMA_LOCK = 0x6E6B7069  # any constant: serialises concurrent `db init`s
+SCHEMA_VERSION = "nginx-kpi schema 1"  # also in schema.sql's COMMENT ON TABLE kpis
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +55,25 @@ def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 def init_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Create the tables and views when missing."""
+    """Create the tables and views unless the current schema version is already there.
+
+    The version check lets a consumer whose role may only read and write the tables start on a
+    database that an administrator initialised (deploy/postgres/).
+    """
     sql = resources.files("nginx_kpi").joinpath("schema.sql").read_text(encoding="utf-8")
     try:
         with conn.transaction():
+            if _schema_version(conn) == SCHEMA_VERSION:
+                return
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             conn.execute(sql.encode())
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot create the schema: {_first_line(exc)}") from exc
+
+
+def _schema_version(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
+    row = conn.execute("SELECT obj_description(to_regclass('kpis'), 'pg_class')").fetchone()
+    return None if row is None else row[0]  # type: ignore[return-value]
 
 
 def reset(conn: psycopg.Connection[tuple[object, ...]]) -> None:
