@@ -133,13 +133,14 @@ class KpiConsumer:
         rejected: list[RejectedRecord] = []
         last: dict[int, int] = {}
         for message in messages:
-            partition = message.partition()
+            # A message without an error always has a partition and an offset.
+            partition: int = message.partition()  # type: ignore[assignment]
             if message.error() is not None:
                 self._on_message_error(message)
                 continue
             if partition not in self.positions:
                 continue  # revoked while in flight: its new owner counts it
-            offset = message.offset()
+            offset: int = message.offset()  # type: ignore[assignment]
             result = decode_request(message.value())
             if type(result) is Request:
                 requests.append(result)
@@ -149,13 +150,15 @@ class KpiConsumer:
             last[partition] = offset
             self.at_eof.discard(partition)
         offsets = {p: (self.positions[p], o + 1) for p, o in last.items()}
-        deltas = kpi_deltas_for(requests, rejected)
+        deltas = kpi_deltas_for(requests, (r.reason for r in rejected))
         return Batch(self.options.topic, offsets, deltas, rejected, records=len(requests) + len(rejected))
 
     def _on_message_error(self, message: Message) -> None:
-        err: KafkaError = message.error()
+        err: KafkaError | None = message.error()
+        if err is None:
+            return
         if err.code() == KafkaError._PARTITION_EOF:
-            self.at_eof.add(message.partition())
+            self.at_eof.add(message.partition())  # type: ignore[arg-type]
         elif err.fatal():
             raise BrokerError(f"kafka: {err.str()}")
         else:

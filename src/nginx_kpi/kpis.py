@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from nginx_kpi.record import Rejection, Request
+from nginx_kpi.record import Request
 
 REJECTED_LINES = "rejected_lines"
 
@@ -92,7 +92,7 @@ class KpiDeltas:
     members: set[tuple[str, str, str]] = field(default_factory=set)
 
 
-def kpi_deltas_for(requests: Iterable[Request], rejections: Iterable[Rejection] = ()) -> KpiDeltas:
+def kpi_deltas_for(requests: Iterable[Request], rejected_reasons: Iterable[str] = ()) -> KpiDeltas:
     """Aggregate a batch into deltas; distinct members are counted later, against what is stored."""
     deltas = KpiDeltas()
     counts, members = deltas.counts, deltas.members
@@ -103,6 +103,6 @@ def kpi_deltas_for(requests: Iterable[Request], rejections: Iterable[Rejection] 
                 counts[kpi.name, value] += kpi.amount_of(r)
             else:
                 members.add((kpi.name, value, kpi.distinct_of(r)))
-    for rejection in rejections:
-        counts[REJECTED_LINES, rejection.reason] += 1
+    for reason in rejected_reasons:
+        counts[REJECTED_LINES, reason] += 1
     return deltas

@@ -37,7 +37,7 @@ def summary(conn: psycopg.Connection[tuple[object, ...]]) -> Summary:
     ).fetchone()
     assert row is not None
     requests, rejected, nbytes, first, last = row
-    return Summary(int(requests), int(rejected), int(nbytes), first, last)  # type: ignore[call-overload]
+    return Summary(int(requests), int(rejected), int(nbytes), first, last)  # type: ignore[call-overload, arg-type]
 
 
 def kpi_rows(

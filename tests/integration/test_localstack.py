@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def local(state_dir: Path) -> Iterator[LocalStack]:
-    """One stack for the whole module; always stopped and wiped at the end."""
+    """One stack for the whole module; always stopped and deleted at the end (jars included)."""
     kafka_port = free_port(pair=True)
     pg_port = free_port()
     while pg_port in (kafka_port, kafka_port + 1):
@@ -50,6 +51,7 @@ def local(state_dir: Path) -> Iterator[LocalStack]:
         yield stack
     finally:
         stack.clean()
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ def test_kafka_round_trip(local: LocalStack) -> None:
 
 def test_auto_topic_creation_is_off(local: LocalStack) -> None:
     admin = AdminClient({"bootstrap.servers": local.kafka_bootstrap})
-    producer = Producer({"bootstrap.servers": local.kafka_bootstrap, "message.timeout.ms": 3000})
+    producer = Producer({"bootstrap.servers": local.kafka_bootstrap, "message.timeout.ms": 1000})
     errors: list[object] = []
     producer.produce("no-such-topic", b"x", on_delivery=lambda err, _msg: errors.append(err))
     producer.flush(10)

@@ -37,6 +37,7 @@ def test_every_kpi_row_equals_the_independent_count(pipeline: Pipeline, sample_l
 
 
 def test_kpis_stay_exact_after_the_consumer_is_killed_mid_run(pipeline: Pipeline, sample_log: Path) -> None:
+    pipeline.run("db", "init")  # so that the offsets can be watched before the consumer starts
     pipeline.run("ship", str(sample_log))
     consumer = pipeline.start("consume", "--batch-size", "500")
     _wait_for(lambda: _committed_offsets(pipeline) > 10_000, 120, "the first batches to be committed")
@@ -54,6 +55,7 @@ def _members_with_partitions(pipeline: Pipeline) -> int:
 
 
 def test_two_consumers_in_one_group_give_exact_kpis(pipeline: Pipeline, sample_log: Path) -> None:
+    pipeline.run("db", "init")
     consumers = [pipeline.start("consume", "--batch-size", "1000") for _ in range(2)]
     _wait_for(lambda: _members_with_partitions(pipeline) == 2, 60, "both consumers to share the partitions")
     pipeline.run("ship", str(sample_log))

@@ -50,7 +50,9 @@ def test_deploy_regex_with_time_keep_off_equals_fluent_bits_recording(tmp_path: 
     unparsed_read_time = json.loads(expected[8])["@timestamp"]
     text = (DEPLOY / "fluent-bit" / "parsers.conf").read_text().replace("Time_Keep   On", "Time_Keep Off")
     (tmp_path / "parsers.conf").write_text(text)
-    got = list(records_of(_lines(10), load_parser(tmp_path / "parsers.conf"), clock=lambda: unparsed_read_time))
+    got = list(
+        records_of(_lines(10), load_parser(tmp_path / "parsers.conf"), clock=lambda: unparsed_read_time)
+    )
     assert got == expected
 
 
@@ -78,7 +80,7 @@ def test_deploy_and_fixture_parsers_share_time_settings() -> None:
         (b"caf\xc3\xa9 \xf0\x9f\x98\x80", rb'"log":"caf\u00e9 \ud83d\ude00"'),
         (b"bad \xff byte", b'"log":"bad \xee\x83\xbf byte"'),
         (b"tab\there\x01", rb'"log":"tab\there\u0001"'),
-        (b"quote\" back\\slash /", rb'"log":"quote\" back\\slash /"'),
+        (b'quote" back\\slash /', rb'"log":"quote\" back\\slash /"'),
     ],
 )
 def test_unparsed_lines_are_escaped_like_fluent_bit(raw: bytes, expected: bytes) -> None:

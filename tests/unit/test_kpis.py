@@ -6,7 +6,7 @@ from collections import Counter
 
 from nginx_kpi.kpis import KPI_NAMES, KPIS, REJECTED_LINES, kpi_deltas_for, time_buckets
 from nginx_kpi.parse import load_parser
-from nginx_kpi.record import Rejection, Request, decode_request
+from nginx_kpi.record import Request, decode_request
 from nginx_kpi.ship import records_of
 
 
@@ -39,7 +39,7 @@ def test_a_local_time_just_after_midnight_is_bucketed_the_previous_utc_day() -> 
 
 def test_counts_bytes_and_distinct_visitors() -> None:
     batch = [_request(0, "a", "404", 5), _request(1, "a", "200", 7), _request(2, "b", "500", 0)]
-    deltas = kpi_deltas_for(batch, [Rejection("unparsed", "x", "")])
+    deltas = kpi_deltas_for(batch, ["unparsed"])
     assert deltas.counts["bytes_per_hour", "1970-01-01 00"] == 12
     assert deltas.counts["requests_by_status", "404"] == 1
     assert deltas.counts[REJECTED_LINES, "unparsed"] == 1
