@@ -38,7 +38,6 @@ class ConsumerOptions:
     batch_size: int = 20_000
     poll_timeout: float = 0.5
     until_idle: bool = False
-    idle_timeout: float = 30.0
     db_retry_seconds: float = 60.0
     log_every: float = 10.0
 
@@ -81,16 +80,13 @@ class KpiConsumer:
         """Consume until stopped (SIGINT/SIGTERM) or, with until_idle, until the topic is drained."""
         self.consumer.subscribe([self.options.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         last_log = time.monotonic()
-        unassigned_since = time.monotonic()
         try:
             while not self.stopping:
                 messages = self.consumer.consume(self.options.batch_size, self.options.poll_timeout)
                 batch = self._batch_of(messages)
                 if batch.offsets:
                     self._commit(batch)
-                if self.positions:
-                    unassigned_since = time.monotonic()
-                if self.options.until_idle and self._idle(unassigned_since):
+                elif self.options.until_idle and self.at_eof >= self.positions.keys() and self._drained():
                     break
                 if time.monotonic() - last_log >= self.options.log_every:
                     self._log_progress()
@@ -105,10 +101,23 @@ class KpiConsumer:
         """Finish the current batch, then leave."""
         self.stopping = True
 
-    def _idle(self, unassigned_since: float) -> bool:
-        if self.positions:
-            return self.at_eof >= self.positions.keys()
-        return time.monotonic() - unassigned_since > self.options.idle_timeout
+    def _drained(self) -> bool:
+        """Every partition of the topic, ours or not, is counted up to its end (as stored in PostgreSQL).
+
+        Judged on the whole topic so that a member with no partitions (or one waiting for a dead
+        member's session to expire) does not leave before the others' records are counted.
+        """
+        partitions = kafka.partition_ids(self.options.brokers, self.options.topic)
+        stored = self._with_db(
+            lambda: store.stored_offsets(self.conn, self.options.group, self.options.topic, partitions)
+        )
+        for partition in partitions:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.options.topic, partition), 10.0
+            )
+            if max(stored[partition], low) < high:
+                return False
+        return True
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         stored = self._with_db(

@@ -34,6 +34,8 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "enable.auto.offset.store": False,
     "auto.offset.reset": "earliest",
     "enable.partition.eof": True,
+    # A crashed member's partitions move to the others after this long (librdkafka's default is 45 s).
+    "session.timeout.ms": 10_000,
     "fetch.min.bytes": 1,
     "fetch.wait.max.ms": 100,
     "queued.max.messages.kbytes": 65_536,
@@ -72,6 +74,11 @@ def new_consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
 
 def partitions_of(brokers: str, topic: str, timeout: float = 10.0) -> int:
     """Number of partitions of `topic`, 0 when it does not exist; BrokerError when Kafka is unreachable."""
+    return len(partition_ids(brokers, topic, timeout))
+
+
+def partition_ids(brokers: str, topic: str, timeout: float = 10.0) -> list[int]:
+    """The partitions of `topic`, none when it does not exist; BrokerError when Kafka is unreachable."""
     admin = AdminClient(_common(brokers, lambda _: None))
     try:
         metadata = admin.list_topics(timeout=timeout)
@@ -81,7 +88,7 @@ def partitions_of(brokers: str, topic: str, timeout: float = 10.0) -> int:
             "check --brokers / NGINX_KPI_BROKERS and that the broker runs"
         ) from exc
     found = metadata.topics.get(topic)
-    return 0 if found is None or found.error is not None else len(found.partitions)
+    return [] if found is None or found.error is not None else sorted(found.partitions)
 
 
 def ensure_topic(brokers: str, topic: str, partitions: int, timeout: float = 10.0) -> int:
