@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
 from rich.console import Console
 
 from nginx_kpi import kafka, store
@@ -224,6 +225,7 @@ def report(dsn: str | None, kpi: str | None, limit: int) -> None:
     if kpi is not None and kpi not in KPI_NAMES:
         raise ConfigError(f"unknown KPI {kpi!r}; known: {', '.join(KPI_NAMES)}")
     with store.connect(_settings(dsn=dsn).dsn) as conn:
+        store.init_schema(conn)
         print_report(conn, limit, kpi, Console())
 
 
@@ -306,6 +308,12 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except psycopg.Error as exc:
+        _fail(f"PostgreSQL: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", 1)
+    except Exception as exc:
+        # A bug, not bad input: still one line for the user, the traceback for whoever debugs it.
+        log.debug("unexpected error", exc_info=True)
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run with --log-level debug for details)", 1)
 
 
 def _fail(message: str, code: int) -> None:

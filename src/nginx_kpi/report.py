@@ -72,7 +72,8 @@ def print_report(
         if only is not None and name != only:
             continue
         rows = kpi_rows(conn, kpi, limit)
-        table = Table(title=name, title_justify="left", show_edge=False)
+        description = "" if isinstance(kpi, str) else f" — {kpi.description}"
+        table = Table(title=f"{name}{description}", title_justify="left", show_edge=False, min_width=60)
         table.add_column("kpi_value", overflow="fold")
         table.add_column("vcount", justify="right")
         for value, count in rows:

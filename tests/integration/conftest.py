@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from nginx_kpi.generate import LogSpec, write_log
@@ -74,6 +76,25 @@ class Pipeline:
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute("SELECT kpi_key, kpi_value, vcount FROM kpis").fetchall()
         return {(k, v): n for k, v, n in rows}
+
+    def topic_values(self, expected_count: int, timeout: float = 30.0) -> list[bytes]:
+        """Every message value in the topic, read until `expected_count` arrived or `timeout` passed."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.brokers,
+                "group.id": f"{self.group}-reader",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        consumer.subscribe([self.topic])
+        values: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while len(values) < expected_count and time.monotonic() < deadline:
+            values.extend(m.value() for m in consumer.consume(10_000, 0.5) if m.error() is None)
+        # A little longer, so that an unexpected extra record is seen too.
+        values.extend(m.value() for m in consumer.consume(10_000, 1.0) if m.error() is None)
+        consumer.close()
+        return values
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
         """Rows of a query on the test's database."""
