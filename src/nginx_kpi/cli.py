@@ -13,7 +13,7 @@ import psycopg
 from rich.console import Console
 
 from nginx_kpi import kafka, store
-from nginx_kpi.errors import ConfigError, NginxKpiError
+from nginx_kpi.errors import ConfigError, NginxKpiError, first_line
 from nginx_kpi.settings import Settings
 
 log = logging.getLogger("nginx_kpi")
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except psycopg.Error as exc:
-        _fail(f"PostgreSQL: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", 1)
+        _fail(f"PostgreSQL: {first_line(exc)}", 1)
     except Exception as exc:
         # A bug, not bad input: still one line for the user, the traceback for whoever debugs it.
         log.debug("unexpected error", exc_info=True)

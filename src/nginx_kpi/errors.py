@@ -23,3 +23,8 @@ class BrokerError(NginxKpiError):
 
 class DatabaseError(NginxKpiError):
     """PostgreSQL cannot be reached or refused an operation."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors can span several), or its type."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

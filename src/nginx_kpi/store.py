@@ -8,7 +8,7 @@ from importlib import resources
 
 import psycopg
 
-from nginx_kpi.errors import DatabaseError
+from nginx_kpi.errors import DatabaseError, first_line
 from nginx_kpi.kpis import KpiDeltas
 
 OFFSET_BEGINNING = -2  # librdkafka's logical offset for "the start of the partition"
@@ -51,7 +51,7 @@ def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(dsn, connect_timeout=10, application_name="nginx-kpi")
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL ({_redacted(dsn)}): {_first_line(exc)}") from exc
+        raise DatabaseError(f"cannot connect to PostgreSQL ({_redacted(dsn)}): {first_line(exc)}") from exc
 
 
 def init_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
@@ -68,7 +68,7 @@ def init_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             conn.execute(sql.encode())
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot create the schema: {_first_line(exc)}") from exc
+        raise DatabaseError(f"cannot create the schema: {first_line(exc)}") from exc
 
 
 def _schema_version(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
@@ -162,10 +162,6 @@ def _insert_rejected(
            VALUES (%s, %s, %s, %s, %s, %s)""",
         [(topic, r.partition, r.offset, r.reason, r.detail, r.raw) for r in rejected],
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _redacted(dsn: str) -> str:
