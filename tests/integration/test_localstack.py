@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,8 +35,12 @@ def free_port(pair: bool = False) -> int:
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("localstack") / ".stack"
+def state_dir() -> Iterator[Path]:
+    # Not under pytest's tmp dir: pytest makes it 0700 again at each session start, which would
+    # lock the postgres user out of a running cluster's data.
+    top = Path(tempfile.mkdtemp(prefix="nginx-kpi-stack-test-"))
+    yield top / ".stack"
+    shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
