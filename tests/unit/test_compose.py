@@ -640,3 +640,19 @@ def test_dockerfile_copies_everything_pip_needs_and_the_context_allows_it() -> N
         r[1:].rstrip("/") for r in (ROOT / ".dockerignore").read_text().splitlines() if r.startswith("!")
     }
     assert sources <= allowed
+
+
+# -------------------------------------------------------------------------------------------- README
+
+
+def test_readme_docker_section_names_every_service_and_published_port() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Run with Docker", 1)[1].split("\n## ", 1)[0]
+    for name in compose()["services"]:
+        assert f"`{name}`" in section, name
+        for _address, port in published(name).values():
+            assert f":{port}" in section, (name, port)
+    for variable in env_example():
+        if variable.startswith("CB_ADMIN"):
+            assert variable in section, variable
+    assert "--scale kpi-consumer=" in section and "down -v" in section and "NGINX_KPI_LOG_DIR" in section
