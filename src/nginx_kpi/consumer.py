@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TypeVar
 
 import psycopg
@@ -18,7 +15,7 @@ from nginx_kpi import kafka, store
 from nginx_kpi.errors import BrokerError, DatabaseError
 from nginx_kpi.kpis import kpi_deltas_for
 from nginx_kpi.metrics import CONSUMER_METRICS as METRICS
-from nginx_kpi.record import Rejection, Request, decode_request
+from nginx_kpi.record import decode_batch
 from nginx_kpi.store import Batch, OffsetConflict, RejectedRecord
 
 log = logging.getLogger(__name__)
@@ -138,29 +135,21 @@ class KpiConsumer:
         consumer.unassign()
 
     def _batch_of(self, messages: list[Message]) -> Batch:
-        requests: list[Request] = []
-        rejected: list[RejectedRecord] = []
-        last: dict[int, int] = {}
-        for message in messages:
-            # A message without an error always has a partition and an offset.
-            partition: int = message.partition()  # type: ignore[assignment]
-            if message.error() is not None:
+        kept = [m for m in messages if m.error() is None]
+        if len(kept) != len(messages):
+            for message in messages:
                 self._on_message_error(message)
-                continue
-            if partition not in self.positions:
-                continue  # revoked while in flight: its new owner counts it
-            offset: int = message.offset()  # type: ignore[assignment]
-            result = decode_request(message.value())
-            if type(result) is Request:
-                requests.append(result)
-            else:
-                assert isinstance(result, Rejection)
-                rejected.append(RejectedRecord(partition, offset, result.reason, result.detail, result.raw))
-            last[partition] = offset
-            self.at_eof.discard(partition)
-        offsets = {p: (self.positions[p], o + 1) for p, o in last.items()}
-        deltas = kpi_deltas_for(requests, (r.reason for r in rejected))
-        return Batch(self.options.topic, offsets, deltas, rejected, records=len(requests) + len(rejected))
+        if any(m.partition() not in self.positions for m in kept):
+            kept = [m for m in kept if m.partition() in self.positions]  # revoked in flight: not ours
+        columns, rejections = decode_batch([m.value() for m in kept])
+        rejected = [
+            RejectedRecord(kept[i].partition(), kept[i].offset(), r.reason, r.detail, r.raw)  # type: ignore[arg-type]
+            for i, r in rejections
+        ]
+        offsets = {p: (self.positions[p], o + 1) for p, o in _last_offsets(kept).items()}
+        self.at_eof.difference_update(offsets)
+        deltas = kpi_deltas_for(columns, (r.reason for r in rejected))
+        return Batch(self.options.topic, offsets, deltas, rejected, records=len(kept))
 
     def _on_message_error(self, message: Message) -> None:
         err: KafkaError | None = message.error()
@@ -234,18 +223,11 @@ class KpiConsumer:
         )
 
 
-@contextmanager
-def stop_on_signals(consumer: KpiConsumer) -> Iterator[None]:
-    """SIGINT and SIGTERM ask the consumer to finish its batch and exit cleanly."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        del frame
-        log.info("received %s, finishing the current batch", signal.Signals(signum).name)
-        consumer.stop()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+def _last_offsets(messages: list[Message]) -> dict[int, int]:
+    """The offset of the last message of each partition in a batch (messages are in offset order)."""
+    last: dict[int, int] = {}
+    for message in reversed(messages):
+        partition: int = message.partition()  # type: ignore[assignment]
+        if partition not in last:
+            last[partition] = message.offset()  # type: ignore[assignment]
+    return last

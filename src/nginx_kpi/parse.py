@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from nginx_kpi.errors import ConfigError
 
@@ -22,8 +23,7 @@ def default_parsers_file() -> Path:
     return Path(str(resources.files("nginx_kpi").joinpath("parsers.conf")))
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     """A matched line: its fields in regex order, and the request time if it could be parsed."""
 
     fields: dict[str, str]
@@ -39,40 +39,42 @@ class LineParser:
     time_key: str | None
     time_format: str | None
     time_keep: bool
+    _epochs: dict[str, float | None] = field(default_factory=dict, compare=False, repr=False)
 
     def parse(self, line: str) -> Parsed | None:
         """Fields of a matching line, or None when the regex does not match (Fluent Bit sends `log`)."""
         match = self.regex.search(line)
         if match is None:
             return None
-        # Fluent Bit's Skip_Empty_Values (on by default) drops empty groups like unmatched ones.
-        fields = {k: v for k, v in match.groupdict().items() if v}
+        fields = match.groupdict()
+        if not all(fields.values()):
+            # Fluent Bit's Skip_Empty_Values (on by default) drops empty groups like unmatched ones.
+            fields = {k: v for k, v in fields.items() if v}
         if self.time_key is None or self.time_key not in fields:
             return Parsed(fields, None)
-        epoch = _parse_time(fields[self.time_key], self.time_format or "")
+        epoch = self._epoch_of(fields[self.time_key])
         # Fluent Bit drops the time key when the time does not parse, even with Time_Keep On.
         if epoch is None or not self.time_keep:
             del fields[self.time_key]
         return Parsed(fields, epoch)
 
+    def _epoch_of(self, text: str) -> float | None:
+        # Lines of one second share their time string, so a small cache skips most strptime calls.
+        try:
+            return self._epochs[text]
+        except KeyError:
+            pass
+        try:
+            epoch: float | None = datetime.strptime(text, self.time_format or "").timestamp()
+        except ValueError:
+            epoch = None
+        if len(self._epochs) >= _TIME_CACHE_MAX:
+            self._epochs.clear()
+        self._epochs[text] = epoch
+        return epoch
 
-_TIME_CACHE: dict[tuple[str, str], float | None] = {}
+
 _TIME_CACHE_MAX = 65_536
-
-
-def _parse_time(text: str, time_format: str) -> float | None:
-    # Lines of one second share their time string, so a small cache skips most strptime calls.
-    key = (text, time_format)
-    if key in _TIME_CACHE:
-        return _TIME_CACHE[key]
-    try:
-        epoch: float | None = datetime.strptime(text, time_format).timestamp()
-    except ValueError:
-        epoch = None
-    if len(_TIME_CACHE) >= _TIME_CACHE_MAX:
-        _TIME_CACHE.clear()
-    _TIME_CACHE[key] = epoch
-    return epoch
 
 
 def load_parser(path: Path | None = None, name: str = DEFAULT_PARSER) -> LineParser:
