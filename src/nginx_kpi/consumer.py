@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from nginx_kpi import kafka, store
-from nginx_kpi.errors import BrokerError, DatabaseError
+from nginx_kpi.errors import BrokerError
 from nginx_kpi.kpis import kpi_deltas_for
 from nginx_kpi.metrics import CONSUMER_METRICS as METRICS
 from nginx_kpi.record import decode_batch
-from nginx_kpi.store import Batch, OffsetConflict, RejectedRecord
+from nginx_kpi.store import Batch, RejectedRecord
+from nginx_kpi.writer import BatchWriter, Outcome
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
 @dataclass(frozen=True)
@@ -64,8 +59,10 @@ class KpiConsumer:
         # Next offset per assigned partition, as stored in PostgreSQL: the source of truth.
         self.positions: dict[int, int] = {}
         self.at_eof: set[int] = set()
-        self.conn = store.connect(options.dsn)
-        store.init_schema(self.conn)
+        # Two connections: offsets are read here while the writer's thread commits the previous batch.
+        self.db = store.Database(options.dsn, options.db_retry_seconds)
+        store.init_schema(self.db.conn)
+        self.writer = BatchWriter(store.Database(options.dsn, options.db_retry_seconds), options.group)
         if not kafka.partitions_of(options.brokers, options.topic):
             raise BrokerError(
                 f"topic {options.topic!r} does not exist on {options.brokers}; "
@@ -82,15 +79,19 @@ class KpiConsumer:
                 messages = self.consumer.consume(self.options.batch_size, self.options.poll_timeout)
                 batch = self._batch_of(messages)
                 if batch.offsets:
-                    self._commit(batch)
-                elif self.options.until_idle and self.at_eof >= self.positions.keys() and self._drained():
-                    break
+                    self._submit(batch)
+                else:
+                    self._settle()
+                    if self.options.until_idle and self.at_eof >= self.positions.keys() and self._drained():
+                        break
                 if time.monotonic() - last_log >= self.options.log_every:
                     self._log_progress()
                     last_log = time.monotonic()
+            self._settle()
         finally:
+            self.writer.close()
             self.consumer.close()
-            self.conn.close()
+            self.db.close()
         self._log_progress()
         return self.stats
 
@@ -105,9 +106,7 @@ class KpiConsumer:
         member's session to expire) does not leave before the others' records are counted.
         """
         partitions = kafka.partition_ids(self.options.brokers, self.options.topic)
-        stored = self._with_db(
-            lambda: store.stored_offsets(self.conn, self.options.group, self.options.topic, partitions)
-        )
+        stored = self._stored_offsets(partitions)
         for partition in partitions:
             low, high = self.consumer.get_watermark_offsets(
                 TopicPartition(self.options.topic, partition), 10.0
@@ -117,11 +116,8 @@ class KpiConsumer:
         return True
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        stored = self._with_db(
-            lambda: store.stored_offsets(
-                self.conn, self.options.group, self.options.topic, [tp.partition for tp in partitions]
-            )
-        )
+        self._settle()
+        stored = self._stored_offsets([tp.partition for tp in partitions])
         for tp in partitions:
             tp.offset = stored[tp.partition]
             self.positions[tp.partition] = tp.offset
@@ -129,6 +125,7 @@ class KpiConsumer:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()  # the new owner then starts where our last batch ended
         for tp in partitions:
             self.positions.pop(tp.partition, None)
             self.at_eof.discard(tp.partition)
@@ -136,9 +133,6 @@ class KpiConsumer:
 
     def _batch_of(self, messages: list[Message]) -> Batch:
         kept = [m for m in messages if m.error() is None]
-        if len(kept) != len(messages):
-            for message in messages:
-                self._on_message_error(message)
         if any(m.partition() not in self.positions for m in kept):
             kept = [m for m in kept if m.partition() in self.positions]  # revoked in flight: not ours
         columns, rejections = decode_batch([m.value() for m in kept])
@@ -148,6 +142,9 @@ class KpiConsumer:
         ]
         offsets = {p: (self.positions[p], o + 1) for p, o in _last_offsets(kept).items()}
         self.at_eof.difference_update(offsets)
+        if len(kept) != len(messages):  # after the discard above: an end-of-partition follows its records
+            for message in messages:
+                self._on_message_error(message)
         deltas = kpi_deltas_for(columns, (r.reason for r in rejected))
         return Batch(self.options.topic, offsets, deltas, rejected, records=len(kept))
 
@@ -162,54 +159,42 @@ class KpiConsumer:
         else:
             log.warning("kafka: %s", err.str())
 
-    def _commit(self, batch: Batch) -> None:
-        started = time.perf_counter()
-        try:
-            self._with_db(lambda: store.commit_batch(self.conn, self.options.group, batch), retry=_RETRYABLE)
-        except OffsetConflict as exc:
-            # Another member counted these records (we were a zombie after a rebalance): drop ours.
-            self.stats.conflicts += 1
-            log.warning("offset conflict, re-reading stored offsets: %s", exc)
-            self._resync(list(batch.offsets))
-            return
+    def _submit(self, batch: Batch) -> None:
+        """Hand a batch to the writer; the next batch's expected offsets are this one's ends."""
+        outcome = self.writer.submit(batch)
         for partition, (_, next_offset) in batch.offsets.items():
             self.positions[partition] = next_offset
-        records = batch.records
-        self.stats.records += records
+        self._account(outcome)  # after: a conflict there re-reads the positions from the database
+
+    def _settle(self) -> None:
+        self._account(self.writer.settle())
+
+    def _account(self, outcome: Outcome | None) -> None:
+        if outcome is None:
+            return
+        batch = outcome.batch
+        if outcome.conflict is not None:
+            # Another member counted these records (we were a zombie after a rebalance): drop ours.
+            self.stats.conflicts += 1
+            log.warning("offset conflict, re-reading stored offsets: %s", outcome.conflict)
+            self._resync(list(batch.offsets))
+            return
+        self.stats.records += batch.records
         self.stats.rejected += len(batch.rejected)
         self.stats.batches += 1
-        METRICS.observe_batch(records, len(batch.rejected), time.perf_counter() - started)
+        METRICS.observe_batch(batch.records, len(batch.rejected), outcome.seconds)
 
     def _resync(self, partitions: list[int]) -> None:
+        self._account(self.writer.settle())  # a batch still in flight was built on the refused one
         mine = [p for p in partitions if p in self.positions]
-        stored = self._with_db(
-            lambda: store.stored_offsets(self.conn, self.options.group, self.options.topic, mine)
-        )
-        for partition, offset in stored.items():
+        for partition, offset in self._stored_offsets(mine).items():
             self.positions[partition] = offset
             self.consumer.seek(TopicPartition(self.options.topic, partition, offset))
 
-    def _with_db(self, action: Callable[[], T], retry: tuple[type[Exception], ...] = ()) -> T:
-        """Run `action`, reconnecting after a lost connection (the transaction was rolled back)."""
-        deadline = time.monotonic() + self.options.db_retry_seconds
-        while True:
-            try:
-                return action()
-            except retry as exc:
-                log.info("retrying transaction: %s", exc)
-            except psycopg.OperationalError as exc:
-                if time.monotonic() > deadline:
-                    raise DatabaseError(f"lost PostgreSQL and could not reconnect: {exc}") from exc
-                log.warning("PostgreSQL connection lost (%s); reconnecting", str(exc).strip())
-                time.sleep(1.0)
-                self._reconnect()
-
-    def _reconnect(self) -> None:
-        try:
-            self.conn.close()
-            self.conn = store.connect(self.options.dsn)
-        except DatabaseError as exc:
-            log.warning("%s", exc)
+    def _stored_offsets(self, partitions: list[int]) -> dict[int, int]:
+        return self.db.run(
+            lambda conn: store.stored_offsets(conn, self.options.group, self.options.topic, partitions)
+        )
 
     def _log_progress(self) -> None:
         s = self.stats

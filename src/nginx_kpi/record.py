@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -48,6 +48,14 @@ class Columns:
 
     def __len__(self) -> int:
         return len(self.minute)
+
+    @classmethod
+    def of(cls, requests: Iterable[Request]) -> Columns:
+        """Columns holding these requests."""
+        columns = cls()
+        for request in requests:
+            columns.append(request)
+        return columns
 
     def append(self, request: Request) -> None:
         """Add one request."""

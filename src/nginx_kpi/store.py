@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import TypeVar
 
 import psycopg
 
 from nginx_kpi.errors import DatabaseError, first_line
 from nginx_kpi.kpis import KpiDeltas
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Connection = psycopg.Connection[tuple[object, ...]]
+RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 OFFSET_BEGINNING = -2  # librdkafka's logical offset for "the start of the partition"
 _SCHEMA_LOCK = 0x6E6B7069  # any constant: serialises concurrent `db init`s
@@ -44,6 +53,41 @@ class Batch:
 
 class OffsetConflict(Exception):
     """Another consumer moved a partition's offset: this batch was counted elsewhere."""
+
+
+class Database:
+    """A connection that comes back: an action cut off by a lost connection (so rolled back) runs again."""
+
+    def __init__(self, dsn: str, retry_seconds: float = 60.0) -> None:
+        self.dsn = dsn
+        self.retry_seconds = retry_seconds
+        self.conn = connect(dsn)
+
+    def run(self, action: Callable[[Connection], T], retry: tuple[type[Exception], ...] = ()) -> T:
+        """`action(connection)`, run again after a lost connection or one of the `retry` errors."""
+        deadline = time.monotonic() + self.retry_seconds
+        while True:
+            try:
+                return action(self.conn)
+            except retry as exc:
+                log.info("retrying transaction: %s", first_line(exc))
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise DatabaseError(f"lost PostgreSQL, could not reconnect: {first_line(exc)}") from exc
+                log.warning("PostgreSQL connection lost (%s); reconnecting", first_line(exc))
+                time.sleep(1.0)
+                self._reconnect()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def _reconnect(self) -> None:
+        try:
+            self.conn.close()
+            self.conn = connect(self.dsn)
+        except DatabaseError as exc:
+            log.warning("%s", exc)
 
 
 def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
@@ -106,7 +150,8 @@ def commit_batch(conn: psycopg.Connection[tuple[object, ...]], group: str, batch
 
     Raises OffsetConflict (and writes nothing) when a partition's offset is no longer the expected one.
     """
-    with conn.transaction(), conn.cursor() as cur:
+    # Binary parameters: large text arrays are much cheaper to send than as array literals.
+    with conn.transaction(), conn.cursor(binary=True) as cur:
         for partition, (expected, next_offset) in sorted(batch.offsets.items()):
             cur.execute(
                 """UPDATE consumer_offsets SET next_offset = %s, updated_at = now()

@@ -26,7 +26,7 @@ from nginx_kpi import store
 from nginx_kpi.kpis import kpi_deltas_for
 from nginx_kpi.localstack import LocalStack
 from nginx_kpi.localstack.postgres import SUPERUSER, find_bin_dir
-from nginx_kpi.record import Request
+from nginx_kpi.record import Columns, Request
 from nginx_kpi.store import Batch, OffsetConflict, RejectedRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,11 +195,15 @@ def test_the_writer_runs_the_consumers_store_operations(initialised: Initialised
         store.commit_batch(
             conn,
             group,
-            Batch(topic, {0: (-2, 3)}, kpi_deltas_for(first, ["unparsed"]), rejected, records=3),
+            Batch(topic, {0: (-2, 3)}, kpi_deltas_for(Columns.of(first), ["unparsed"]), rejected, records=3),
         )
-        store.commit_batch(conn, group, Batch(topic, {1: (-2, 1)}, kpi_deltas_for(second), records=1))
+        store.commit_batch(
+            conn, group, Batch(topic, {1: (-2, 1)}, kpi_deltas_for(Columns.of(second)), records=1)
+        )
         with pytest.raises(OffsetConflict):  # a zombie's batch: the compare-and-set refuses it
-            store.commit_batch(conn, group, Batch(topic, {0: (-2, 3)}, kpi_deltas_for(first), records=2))
+            store.commit_batch(
+                conn, group, Batch(topic, {0: (-2, 3)}, kpi_deltas_for(Columns.of(first)), records=2)
+            )
         assert store.stored_offsets(conn, group, topic, [0, 1]) == {0: 3, 1: 1}
     with psycopg.connect(initialised.reader_dsn) as conn:
         kpis = dict(conn.execute("SELECT kpi_key || '=' || kpi_value, vcount FROM kpis").fetchall())

@@ -11,13 +11,6 @@ from nginx_kpi.ship import records_of
 from tests.conftest import FLUENT_BIT_FIXTURES
 
 
-def _columns(*requests: Request) -> Columns:
-    columns = Columns()
-    for r in requests:
-        columns.append(r)
-    return columns
-
-
 def _request(epoch: int, remote: str = "1.1.1.1", status: str = "200", size: int = 10) -> Request:
     return Request(epoch, remote, "GET", "/", status, size)
 
@@ -28,7 +21,7 @@ def test_time_buckets_are_utc_strings() -> None:
 
 def test_requests_either_side_of_midnight_land_in_their_own_day() -> None:
     before, after = 1704067199, 1704067200  # 2023-12-31 23:59:59 and 2024-01-01 00:00:00 UTC
-    counts = kpi_deltas_for(_columns(_request(before), _request(after))).counts
+    counts = kpi_deltas_for(Columns.of([_request(before), _request(after)])).counts
     assert counts["requests_per_day", "2023-12-31"] == 1
     assert counts["requests_per_day", "2024-01-01"] == 1
     assert counts["requests_per_minute", "2023-12-31 23:59"] == 1
@@ -40,14 +33,14 @@ def test_a_local_time_just_after_midnight_is_bucketed_the_previous_utc_day() -> 
     (record,) = records_of([line], load_parser(), clock=lambda: 0.0)
     request = decode_request(record)
     assert isinstance(request, Request)
-    counts = kpi_deltas_for(_columns(request)).counts
+    counts = kpi_deltas_for(Columns.of([request])).counts
     assert counts["requests_per_day", "2023-12-31"] == 1
     assert counts["requests_per_hour", "2023-12-31 23"] == 1
 
 
 def test_counts_bytes_and_distinct_visitors() -> None:
     batch = [_request(0, "a", "404", 5), _request(1, "a", "200", 7), _request(2, "b", "500", 0)]
-    deltas = kpi_deltas_for(_columns(*batch), ["unparsed"])
+    deltas = kpi_deltas_for(Columns.of(batch), ["unparsed"])
     assert deltas.counts["bytes_per_hour", "1970-01-01 00"] == 12
     assert deltas.counts["requests_by_status", "404"] == 1
     assert deltas.counts[REJECTED_LINES, "unparsed"] == 1
@@ -59,7 +52,7 @@ def test_counts_bytes_and_distinct_visitors() -> None:
 
 def test_every_counted_kpi_sums_to_the_number_of_requests() -> None:
     batch = [_request(60 * i, str(i % 3), "301") for i in range(100)]
-    counts = kpi_deltas_for(_columns(*batch)).counts
+    counts = kpi_deltas_for(Columns.of(batch)).counts
     for kpi in KPIS:
         if kpi.distinct_of is None and kpi.name != "bytes_per_hour":
             assert sum(n for (k, _), n in counts.items() if k == kpi.name) == 100, kpi.name
@@ -81,4 +74,4 @@ def test_the_fast_batch_decoder_agrees_with_the_one_record_decoder() -> None:
     assert [(i, r.reason) for i, r in rejected] == [
         (i, r.reason) for i, r in enumerate(one_by_one) if not isinstance(r, Request)
     ]
-    assert columns == _columns(*(r for r in one_by_one if isinstance(r, Request)))
+    assert columns == Columns.of(r for r in one_by_one if isinstance(r, Request))
