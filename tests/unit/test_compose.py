@@ -599,13 +599,17 @@ def _dockerfile_runs() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_dockerfile_installs_the_package_as_make_install_does() -> None:
+def test_dockerfile_installs_the_package_as_the_readme_and_make_install_do() -> None:
     makefile = (ROOT / "Makefile").read_text()
     make_install = re.search(r"pip install .*?'?(\.)(\[dev\])?'?\s*$", makefile, re.MULTILINE)
     assert make_install, "the Makefile installs the project directory with pip"
+    readme_install = re.search(r"^pip install (\S+)$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    assert readme_install, "the README says how to install without make"
     installs = [re.search(r"pip install (.*?)(?:&&|$)", line) for line in _dockerfile_runs()]
     args = [m.group(1).split() for m in installs if m]
-    assert args == [[make_install.group(1)]], "one `pip install .`: pyproject.toml's pinned dependencies only"
+    assert args == [[make_install.group(1)]] == [[readme_install.group(1)]], (
+        "one `pip install .`: pyproject.toml's pinned dependencies only"
+    )
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     (script,) = pyproject["project"]["scripts"]
     assert f'ENTRYPOINT ["{script}"]' in _dockerfile_runs()
