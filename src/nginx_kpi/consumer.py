@@ -56,7 +56,7 @@ class KpiConsumer:
         self.options = options
         self.stats = RunStats()
         self.stopping = False
-        # Next offset per assigned partition, as stored in PostgreSQL: the source of truth.
+        # Next offset per assigned partition: what PostgreSQL holds once the batch in flight is stored.
         self.positions: dict[int, int] = {}
         self.at_eof: set[int] = set()
         # Two connections: offsets are read here while the writer's thread commits the previous batch.
