@@ -104,10 +104,13 @@ class Pipeline:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    """The local stack, started (and installed) when it is not running yet."""
+    """The local stack, started (and installed) when it is not running yet, and then stopped again."""
     local = LocalStack()
+    was_running = all(state.startswith("running") for state in local.status().values())
     local.up(timeout=300)
     yield local
+    if not was_running:
+        local.down()
 
 
 @pytest.fixture
