@@ -46,6 +46,9 @@ demo: stack-up  ## generate a sample log, ship it to Kafka, count it into Postgr
 	$(NK) consume --until-idle
 	$(NK) report
 
+bench: stack-up  ## the side-by-side benchmark at 1M lines (BENCH_ARGS=--ten-million for 10M); see benchmarks/
+	$(NK) bench $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests

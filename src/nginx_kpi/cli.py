@@ -13,6 +13,7 @@ import psycopg
 from rich.console import Console
 
 from nginx_kpi import kafka, store
+from nginx_kpi.bench import bench_command
 from nginx_kpi.errors import ConfigError, NginxKpiError, first_line
 from nginx_kpi.settings import Settings
 
@@ -262,6 +263,9 @@ def stack_status() -> None:
 
     for name, state in LocalStack().status().items():
         click.echo(f"{name}: {state}")
+
+
+cli.add_command(bench_command)
 
 
 def _serve_metrics(port: int | None) -> None:

@@ -11,11 +11,6 @@ from pathlib import Path
 from nginx_kpi.bench_parts import compare_totals
 from nginx_kpi.localstack import LocalStack
 
-# Runs the CLI with the bench command registered, whether or not cli.py registers it already.
-RUN_BENCH = (
-    "import sys; from nginx_kpi.cli import cli, main; from nginx_kpi.bench import bench_command; "
-    "cli.add_command(bench_command); main(['bench', *sys.argv[1:]])"
-)
 PARTS = {"raw_consume", "consume", "naive", "ship", "end_to_end", "goaccess", "memory", "freshness"}
 
 
@@ -28,7 +23,11 @@ def test_bench_smoke_reports_all_eight_parts(stack: LocalStack, tmp_path: Path) 
     args = ["--lines", "3000", "--naive-subset", "300", "--freshness-seconds", "3", "--freshness-rate", "500"]
     args += ["--results-dir", str(results), "--work-dir", str(tmp_path / "work")]
     done = subprocess.run(
-        [sys.executable, "-c", RUN_BENCH, *args], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "nginx_kpi", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
