@@ -76,8 +76,8 @@ class KpiConsumer:
         last_log = time.monotonic()
         try:
             while not self.stopping:
-                messages = self.consumer.consume(self.options.batch_size, self.options.poll_timeout)
-                batch = self._batch_of(messages)
+                # Messages pin librdkafka's fetched buffers: none are kept once their batch is built.
+                batch = self._batch_of(self.consumer.consume(self.options.batch_size, self.options.poll_timeout))
                 if batch.offsets:
                     self._submit(batch)
                 else:
