@@ -24,9 +24,8 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     # Throughput: fewer, larger requests; a line still leaves within linger.ms.
     "linger.ms": 20,
     "batch.size": 1_000_000,
-    # No compression: on a small machine CPU, not bandwidth, is scarce, and a consumer's fetch
-    # queue (bounded in compressed bytes) would hold several times its size once decompressed.
-    "compression.type": "none",
+    # lz4, as in deploy/fluent-bit: 4-5x fewer bytes through the broker; consumers read faster.
+    "compression.type": "lz4",
     "queue.buffering.max.messages": 500_000,
 }
 
@@ -40,7 +39,8 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "session.timeout.ms": 10_000,
     "fetch.min.bytes": 1,
     "fetch.wait.max.ms": 100,
-    # Larger fetches feed Python faster than the 1 MiB default; the queue bounds memory (~160 MB RSS).
+    # Larger fetches feed Python faster than the 1 MiB default. The queue bounds memory, in compressed
+    # bytes: with lz4 records it holds ~150 MB decompressed (~220 MB RSS in all); smaller starves Python.
     "max.partition.fetch.bytes": 2 << 20,
     "queued.max.messages.kbytes": 32_768,
 }
