@@ -77,7 +77,7 @@ class KpiConsumer:
         try:
             while not self.stopping:
                 # Messages pin librdkafka's fetched buffers: none are kept once their batch is built.
-                batch = self._batch_of(self.consumer.consume(self.options.batch_size, self.options.poll_timeout))
+                batch = self._batch_of(self._next_messages())
                 if batch.offsets:
                     self._submit(batch)
                 else:
@@ -94,6 +94,9 @@ class KpiConsumer:
             self.db.close()
         self._log_progress()
         return self.stats
+
+    def _next_messages(self) -> list[Message]:
+        return self.consumer.consume(self.options.batch_size, self.options.poll_timeout)
 
     def stop(self, *_: object) -> None:
         """Finish the current batch, then leave."""
