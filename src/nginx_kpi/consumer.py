@@ -125,6 +125,8 @@ class KpiConsumer:
             tp.offset = stored[tp.partition]
             self.positions[tp.partition] = tp.offset
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
+        if self.stats.records == 0:
+            self.stats.started = time.monotonic()  # the rate leaves out joining the group
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
