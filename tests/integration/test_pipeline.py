@@ -65,3 +65,24 @@ def test_two_consumers_in_one_group_give_exact_kpis(pipeline: Pipeline, sample_l
     outputs = [c.communicate(timeout=60) for c in consumers]
     assert [c.returncode for c in consumers] == [0, 0], outputs
     assert pipeline.kpis() == expected_kpis(sample_log)
+
+
+def test_kpis_stay_exact_when_postgresql_drops_the_consumers_connections(
+    pipeline: Pipeline, sample_log: Path
+) -> None:
+    pipeline.run("db", "init")
+    pipeline.run("ship", str(sample_log))
+    consumer = pipeline.start("consume", "--batch-size", "500")
+    for threshold in (10_000, 25_000, 40_000):
+        _wait_for(lambda t=threshold: _committed_offsets(pipeline) > t, 120, f"{threshold} records counted")
+        killed = pipeline.query(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
+            "'nginx-kpi' AND datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert killed[0][0] >= 1
+    _wait_for(lambda: _committed_offsets(pipeline) >= 60_000, 180, "the consumer to drain the topic")
+    consumer.send_signal(signal.SIGTERM)
+    _, err = consumer.communicate(timeout=60)
+    assert consumer.returncode == 0, err
+    assert "reconnecting" in err
+    assert pipeline.kpis() == expected_kpis(sample_log)
