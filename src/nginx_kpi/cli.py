@@ -100,7 +100,7 @@ def ship(
 @topic_option
 @click.option("--group", help="consumer group [env NGINX_KPI_GROUP; nginx-kpi]")
 @dsn_option
-@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=20_000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
 @click.option("--until-idle", "--once", "until_idle", is_flag=True, help="exit once the topic is drained")
 @metrics_option
 def consume(

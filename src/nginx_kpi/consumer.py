@@ -27,7 +27,7 @@ class ConsumerOptions:
     topic: str
     group: str
     dsn: str
-    batch_size: int = 20_000
+    batch_size: int = 10_000
     poll_timeout: float = 0.5
     until_idle: bool = False
     db_retry_seconds: float = 60.0
