@@ -40,7 +40,7 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "fetch.min.bytes": 1,
     "fetch.wait.max.ms": 100,
     # Larger fetches feed Python faster than the 1 MiB default. The queue bounds memory, in compressed
-    # bytes: with lz4 records it holds ~150 MB decompressed (~220 MB RSS in all); smaller starves Python.
+    # bytes: with lz4 records it holds ~150 MB decompressed (~210 MB RSS in all); smaller starves Python.
     "max.partition.fetch.bytes": 2 << 20,
     "queued.max.messages.kbytes": 32_768,
 }

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[object, ...]]
 RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+# The server also ends a session that sat too long in a transaction (see connect): a reconnect heals both.
+_CONNECTION_LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout)
 
 OFFSET_BEGINNING = -2  # librdkafka's logical offset for "the start of the partition"
 _SCHEMA_LOCK = 0x6E6B7069  # any constant: serialises concurrent `db init`s
@@ -71,7 +73,7 @@ class Database:
                 return action(self.conn)
             except retry as exc:
                 log.info("retrying transaction: %s", first_line(exc))
-            except psycopg.OperationalError as exc:
+            except _CONNECTION_LOST as exc:
                 if time.monotonic() > deadline:
                     raise DatabaseError(f"lost PostgreSQL, could not reconnect: {first_line(exc)}") from exc
                 log.warning("PostgreSQL connection lost (%s); reconnecting", first_line(exc))
@@ -93,9 +95,14 @@ class Database:
 def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection, turning failures into one-line errors."""
     try:
-        return psycopg.connect(dsn, connect_timeout=10, application_name="nginx-kpi")
+        conn = psycopg.connect(dsn, connect_timeout=10, application_name="nginx-kpi", autocommit=True)
+        # A consumer frozen mid-transaction (stopped, swapped out, a zombie) would hold its row locks
+        # and stall every other consumer: the server ends such a transaction, and its batch with it.
+        conn.execute("SET idle_in_transaction_session_timeout = '15s'")
+        conn.autocommit = False
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL ({_redacted(dsn)}): {first_line(exc)}") from exc
+    return conn
 
 
 def init_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:

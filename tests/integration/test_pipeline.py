@@ -86,3 +86,24 @@ def test_kpis_stay_exact_when_postgresql_drops_the_consumers_connections(
     assert consumer.returncode == 0, err
     assert "reconnecting" in err
     assert pipeline.kpis() == expected_kpis(sample_log)
+
+
+def test_a_frozen_member_evicted_from_the_group_does_not_double_count(
+    pipeline: Pipeline, sample_log: Path
+) -> None:
+    pipeline.run("db", "init")
+    frozen, healthy = (pipeline.start("consume", "--batch-size", "500") for _ in range(2))
+    _wait_for(lambda: _members_with_partitions(pipeline) == 2, 60, "both consumers to share the partitions")
+    pipeline.run("ship", str(sample_log))
+    _wait_for(lambda: _committed_offsets(pipeline) > 10_000, 120, "the first batches to be committed")
+    # Frozen past its session timeout, it is evicted and the other member takes its partitions over;
+    # when it thaws, whatever it had in flight must be refused, not counted a second time.
+    frozen.send_signal(signal.SIGSTOP)
+    _wait_for(lambda: _committed_offsets(pipeline) >= 60_000, 180, "the healthy consumer to drain the topic")
+    frozen.send_signal(signal.SIGCONT)
+    _wait_for(lambda: _members_with_partitions(pipeline) == 2, 60, "the thawed consumer to rejoin")
+    for consumer in (frozen, healthy):
+        consumer.send_signal(signal.SIGTERM)
+    outputs = [c.communicate(timeout=60) for c in (frozen, healthy)]
+    assert [c.returncode for c in (frozen, healthy)] == [0, 0], outputs
+    assert pipeline.kpis() == expected_kpis(sample_log)

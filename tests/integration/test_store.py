@@ -77,3 +77,19 @@ def test_concurrent_writers_on_shared_rows_stay_exact(pipeline: Pipeline) -> Non
             "SELECT kafka_partition, next_offset FROM consumer_offsets ORDER BY 1"
         ).fetchall()
     assert offsets == [(0, 2000), (1, 2000)]
+
+
+def test_a_consumer_stuck_mid_transaction_does_not_block_the_others(pipeline: Pipeline) -> None:
+    with store.connect(pipeline.dsn) as conn:
+        store.init_schema(conn)
+        store.stored_offsets(conn, "g", pipeline.topic, [0, 1])
+        store.commit_batch(conn, "g", _batch(pipeline.topic, 0, -2, 1))
+    stuck = store.connect(pipeline.dsn)
+    # Holds the row lock of a KPI row the next batch updates, then never says another word.
+    stuck.execute("UPDATE kpis SET vcount = vcount WHERE kpi_key = 'requests_per_day'")
+    with store.connect(pipeline.dsn) as other:
+        store.commit_batch(other, "g", _batch(pipeline.topic, 1, -2, 1))  # waits for the server to end it
+    with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+        stuck.execute("SELECT 1")
+    stuck.close()
+    assert pipeline.kpis()["requests_per_day", "2026-12-04"] == 2
