@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -275,25 +278,19 @@ def _serve_metrics(port: int | None) -> None:
         serve(port)
 
 
-class _stopping_on_signals:
+@contextmanager
+def _stopping_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     """SIGINT/SIGTERM call `stop` (finish the current batch, then exit 0) instead of raising."""
 
-    def __init__(self, stop: Any) -> None:
-        self.stop = stop
+    def handler(signum: int, _: object) -> None:
+        log.info("received %s: finishing the current batch", signal.Signals(signum).name)
+        stop()
 
-    def __enter__(self) -> None:
-        import signal  # noqa: PLC0415
-
-        def handler(signum: int, _: object) -> None:
-            log.info("received %s: finishing the current batch", signal.Signals(signum).name)
-            self.stop()
-
-        self.previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def __exit__(self, *_: object) -> None:
-        import signal  # noqa: PLC0415
-
-        for s, h in self.previous.items():
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
             signal.signal(s, h)
 
 
