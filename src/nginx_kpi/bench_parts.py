@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from nginx_kpi import kafka
 from nginx_kpi.errors import NginxKpiError
 from nginx_kpi.generate import LogSpec, generate_lines, write_log
+from nginx_kpi.record import Rejection, decode_request
 
 PARTITIONS = 3  # the project default (NGINX_KPI_PARTITIONS)
 POLL_SECONDS = 0.02  # how often PostgreSQL is asked how many records are counted
@@ -387,66 +388,26 @@ _ADD_MEMBER = """INSERT INTO kpi_distinct_members (kpi_key, kpi_value, member) V
 
 
 def naive_kpis(value: bytes | None) -> tuple[list[tuple[str, str, int]], tuple[str, str, str] | None]:
-    """The KPI increments of one record, and its unique-visitor member, decoded the straightforward way.
+    """The KPI increments of one record, and its unique-visitor member, computed one record at a time.
 
-    Follows nginx_kpi.record.decode_request and nginx_kpi.kpis.KPIS, written as a tutorial would.
+    Decodes with nginx-kpi's own single-record decoder: what the baseline measures is the storage.
     """
-    try:
-        record = json.loads(value or b"")
-    except ValueError:
-        record = None
-    reason = _naive_rejection(record)
-    if reason is not None:
-        return [("rejected_lines", reason, 1)], None
-    status, size, path = record["code"], record["size"], record.get("path", "-")
-    when = time.gmtime(_naive_epoch(record["@timestamp"]))
+    request = decode_request(value)
+    if isinstance(request, Rejection):
+        return [("rejected_lines", request.reason, 1)], None
+    when = time.gmtime(request.epoch)
     minute, hour, day = (time.strftime(f, when) for f in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H", "%Y-%m-%d"))
     rows = [
         ("requests_per_minute", minute, 1),
         ("requests_per_hour", hour, 1),
         ("requests_per_day", day, 1),
-        ("status_class_per_minute", f"{minute}|{status[0]}xx", 1),
-        ("requests_by_status", status, 1),
-        ("requests_by_method", record["method"], 1),
-        ("requests_by_path", path.partition("?")[0], 1),
-        ("bytes_per_hour", hour, 0 if size == "-" else int(size)),
+        ("status_class_per_minute", f"{minute}|{request.status[0]}xx", 1),
+        ("requests_by_status", request.status, 1),
+        ("requests_by_method", request.method, 1),
+        ("requests_by_path", request.path, 1),
+        ("bytes_per_hour", hour, request.size),
     ]
-    return rows, ("unique_visitors_per_day", day, record["remote"])
-
-
-def _naive_rejection(record: Any) -> str | None:
-    """Why a decoded record cannot be counted (a rejected_lines reason), or None."""
-    if not isinstance(record, dict):
-        return "bad_json"
-    if "remote" not in record and "log" in record:
-        return "unparsed"
-    if "time" not in record:
-        return "bad_time"
-    status, size = record.get("code"), record.get("size")
-    valid = (
-        all(isinstance(record.get(k, "-"), str) for k in ("remote", "method", "path"))
-        and "remote" in record
-        and "method" in record
-        and isinstance(status, str)
-        and len(status) == 3
-        and status.isascii()
-        and status.isdigit()
-        and (size == "-" or (isinstance(size, str) and size.isascii() and size.isdigit()))
-        and _naive_epoch(record.get("@timestamp")) is not None
-    )
-    return None if valid else "bad_record"
-
-
-def _naive_epoch(stamp: object) -> int | None:
-    """Whole seconds since the epoch of Fluent Bit's `@timestamp` (a number or an ISO 8601 string)."""
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        return int(stamp // 1)
-    if isinstance(stamp, str):
-        try:
-            return int(datetime.fromisoformat(stamp).timestamp() // 1)
-        except ValueError:
-            return None
-    return None
+    return rows, ("unique_visitors_per_day", day, request.remote)
 
 
 def count_naively(conn: psycopg.Connection[tuple[Any, ...]], value: bytes | None) -> None:

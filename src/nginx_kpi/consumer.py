@@ -98,7 +98,7 @@ class KpiConsumer:
     def _next_messages(self) -> list[Message]:
         return self.consumer.consume(self.options.batch_size, self.options.poll_timeout)
 
-    def stop(self, *_: object) -> None:
+    def stop(self) -> None:
         """Finish the current batch, then leave."""
         self.stopping = True
 
@@ -108,7 +108,8 @@ class KpiConsumer:
         Judged on the whole topic so that a member with no partitions (or one waiting for a dead
         member's session to expire) does not leave before the others' records are counted.
         """
-        partitions = kafka.partition_ids(self.options.brokers, self.options.topic)
+        metadata = self.consumer.list_topics(self.options.topic, timeout=10.0).topics[self.options.topic]
+        partitions = sorted(metadata.partitions)
         stored = self._stored_offsets(partitions)
         for partition in partitions:
             low, high = self.consumer.get_watermark_offsets(

@@ -78,11 +78,6 @@ def new_consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
 
 def partitions_of(brokers: str, topic: str, timeout: float = 10.0) -> int:
     """Number of partitions of `topic`, 0 when it does not exist; BrokerError when Kafka is unreachable."""
-    return len(partition_ids(brokers, topic, timeout))
-
-
-def partition_ids(brokers: str, topic: str, timeout: float = 10.0) -> list[int]:
-    """The partitions of `topic`, none when it does not exist; BrokerError when Kafka is unreachable."""
     admin = AdminClient(_common(brokers, lambda _: None))
     try:
         metadata = admin.list_topics(timeout=timeout)
@@ -92,7 +87,7 @@ def partition_ids(brokers: str, topic: str, timeout: float = 10.0) -> list[int]:
             "check --brokers / NGINX_KPI_BROKERS and that the broker runs"
         ) from exc
     found = metadata.topics.get(topic)
-    return [] if found is None or found.error is not None else sorted(found.partitions)
+    return 0 if found is None or found.error is not None else len(found.partitions)
 
 
 def ensure_topic(brokers: str, topic: str, partitions: int, timeout: float = 10.0) -> int:

@@ -46,9 +46,6 @@ class Columns:
     status: list[str] = field(default_factory=list)
     size: list[int] = field(default_factory=list)
 
-    def __len__(self) -> int:
-        return len(self.minute)
-
     @classmethod
     def of(cls, requests: Iterable[Request]) -> Columns:
         """Columns holding these requests."""

@@ -120,7 +120,7 @@ class Shipper:
         self._flush()
         return self.stats
 
-    def stop(self, *_: object) -> None:
+    def stop(self) -> None:
         """Stop after the current chunk (its position is saved once delivered)."""
         self.stopping = True
 
